@@ -20,10 +20,12 @@ terminal on stdin, to answer confirmation prompts).
 
 from __future__ import annotations
 
+import locale
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Generator, Iterator
@@ -37,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from dbtasks.settings import Settings, load_settings
+from tests.forkserver import ForkServer
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINES = ("sqlite", "postgresql", "mysql")
@@ -283,12 +286,60 @@ def _cli_environ(
     return environ
 
 
+@pytest.fixture(scope="session")
+def forkserver() -> Iterator[ForkServer | None]:
+    """One fork server per test process (see ``tests.forkserver``); off with ``=0``."""
+    if os.environ.get("DBTASKS_TEST_FORKSERVER", "1") == "0":
+        yield None
+        return
+    server = ForkServer(REPO)
+    yield server
+    server.close()
+
+
+def _run_cli(
+    forkserver: ForkServer | None,
+    args: tuple[str, ...],
+    *,
+    url: URL | None,
+    env: dict[str, str] | None,
+    cwd: Path,
+    stdin: int,
+) -> CliResult:
+    """``python -m dbtasks ARGS`` with ``stdin``; stdout and stderr captured (not a terminal)."""
+    argv = [sys.executable, "-m", "dbtasks", *args]
+    environ = _cli_environ(url, env, args)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        if forkserver is None:
+            proc = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=environ,
+                stdin=stdin,
+                stdout=out,
+                stderr=err,
+                timeout=300,
+                check=False,
+            )
+            code = proc.returncode
+        else:
+            stdio = (stdin, out.fileno(), err.fileno())
+            code = forkserver.run(list(args), env=environ, cwd=cwd, stdio=stdio, timeout=300)
+        texts = []
+        for stream in (out, err):
+            stream.seek(0)
+            # As subprocess's text mode reads it: the locale's encoding, universal newlines.
+            data = stream.read().decode(locale.getpreferredencoding(False))
+            texts.append(data.replace("\r\n", "\n").replace("\r", "\n"))
+    return CliResult(code, texts[0], texts[1], argv)
+
+
 @pytest.fixture
-def cli(project: Path) -> Cli:
+def cli(project: Path, forkserver: ForkServer | None) -> Cli:
     """Run the real ``dbtasks`` console script in the test project; returns a CliResult.
 
-    ``url`` travels as ``DATABASE_URL`` (never on the command line); stdin is a pipe, so the
-    process has no terminal to ask on.
+    ``url`` travels as ``DATABASE_URL`` (never on the command line); stdin is ``input_text``
+    or empty, never a terminal, so the process has no terminal to ask on.
     """
 
     def run(
@@ -298,27 +349,21 @@ def cli(project: Path) -> Cli:
         input_text: str | None = None,
         cwd: Path | None = None,
     ) -> CliResult:
-        argv = [sys.executable, "-m", "dbtasks", *args]
-        proc = subprocess.run(
-            argv,
-            cwd=cwd or project,
-            env=_cli_environ(url, env, args),
-            capture_output=True,
-            text=True,
-            input=input_text,
-            timeout=300,
-            check=False,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr, argv)
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write((input_text or "").encode())
+            stdin.seek(0)
+            return _run_cli(
+                forkserver, args, url=url, env=env, cwd=cwd or project, stdin=stdin.fileno()
+            )
 
     return run
 
 
 @pytest.fixture
-def cli_tty(project: Path) -> Cli:
+def cli_tty(project: Path, forkserver: ForkServer | None) -> Cli:
     """Like ``cli``, with a pseudo-terminal on stdin: ``input_text`` is what the user types.
 
-    stdout and stderr stay pipes, so the prompt (on stderr) can be read back.
+    stdout and stderr stay captured, so the prompt (on stderr) can be read back.
     """
     import pty
 
@@ -329,25 +374,14 @@ def cli_tty(project: Path) -> Cli:
         input_text: str | None = None,
         cwd: Path | None = None,
     ) -> CliResult:
-        argv = [sys.executable, "-m", "dbtasks", *args]
         controller, terminal = pty.openpty()
         try:
             # The terminal's line discipline holds the typed line until the prompt reads it.
             os.write(controller, (input_text or "").encode())
-            proc = subprocess.run(
-                argv,
-                cwd=cwd or project,
-                env=_cli_environ(url, env, args),
-                stdin=terminal,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
+            return _run_cli(forkserver, args, url=url, env=env, cwd=cwd or project, stdin=terminal)
         finally:
             os.close(terminal)
             os.close(controller)
-        return CliResult(proc.returncode, proc.stdout, proc.stderr, argv)
 
     return run
 

@@ -1,0 +1,226 @@
+"""Run ``python -m dbtasks ARGS`` as a real process without paying Python's imports each time.
+
+A test run calls the console script hundreds of times, and nearly all of each call's second is
+spent importing SQLAlchemy, Alembic, Invoke and the drivers. This module is a fork server (the
+idea of ``multiprocessing``'s ``forkserver``): one single-threaded process per test worker
+imports all that once, then forks a child per call. The child is a real process with its own
+pid, working directory, environment, standard streams (handed over as file descriptors),
+signal dispositions and exit status, and runs ``dbtasks`` exactly as ``python -m dbtasks``
+would; only the interpreter start-up is shared.
+
+Tests use it through the ``cli`` fixtures; ``DBTASKS_TEST_FORKSERVER=0`` makes those start a
+fresh interpreter per call instead (slower, for comparison or debugging).
+
+Protocol, over a ``SOCK_SEQPACKET`` socket pair: the client sends one JSON request
+``{"args": [...], "env": {...}, "cwd": "..."}`` with the child's stdin, stdout and stderr as
+three descriptors; the server answers ``{"pid": N}`` once the child runs, then
+``{"code": N}`` when it has ended (negative: killed by that signal, as ``subprocess`` says).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+PRELOAD = (
+    "dbtasks.cli",
+    "dbtasks.tasks",
+    "dbtasks.settings",
+    "dbtasks.migrations",
+    "dbtasks.database",
+    "dbtasks.maintenance",
+    "dbtasks.backup",
+    "dbtasks.backup.create",
+    "dbtasks.backup.restore",
+    "dbtasks.runners.compose",
+    "dbtasks.output",
+    "sqlalchemy",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql",
+    "sqlalchemy.dialects.sqlite",
+    "alembic.command",
+    "alembic.config",
+    "alembic.autogenerate",
+    "alembic.runtime.migration",
+    "psycopg",
+    "pymysql",
+    "docker",
+    "rich.console",
+    "rich.progress",
+    "agentsvc.models",
+)
+MAX_MESSAGE = 1 << 20
+
+
+class ForkServerError(RuntimeError):
+    """The fork server died or answered nonsense."""
+
+
+# ------------------------------------------------------------------------------------ server
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        # An optional part that is not installed: the child imports what it needs itself.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What the interpreter does with an uncaught ``SystemExit``."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _child(request: dict[str, object], fds: list[int]) -> None:
+    """In the forked child: become ``python -m dbtasks ARGS`` and never return."""
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        cwd = str(request["cwd"])
+        os.chdir(cwd)
+        env = request["env"]
+        assert isinstance(env, dict)
+        os.environ.clear()
+        os.environ.update(env)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        args = request["args"]
+        assert isinstance(args, list)
+        sys.argv = ["dbtasks", *map(str, args)]  # runpy puts the module's path first
+        sys.path[0] = cwd  # as `python -m` puts the working directory first
+        import runpy
+
+        try:
+            runpy.run_module("dbtasks", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except KeyboardInterrupt:
+            code = 128 + signal.SIGINT
+        except BaseException:  # noqa: BLE001  # what the interpreter prints, then exit 1
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        # What interpreter shutdown does: wait for non-daemon threads, run atexit handlers
+        # (logging.shutdown flushes the handlers), flush the standard streams.
+        import atexit
+        import threading
+
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    finally:
+        os._exit(code)
+
+
+def serve(sock: socket.socket) -> None:
+    """Answer requests until the client closes its end."""
+    _preload()
+    while True:
+        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 3)
+        if not message:
+            return
+        request = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _child(request, fds)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+        _, status = os.waitpid(pid, 0)
+        sock.send(json.dumps({"code": os.waitstatus_to_exitcode(status)}).encode())
+
+
+# ------------------------------------------------------------------------------------ client
+
+
+class ForkServer:
+    """The client side: one server process, started on first use, one call at a time."""
+
+    def __init__(self, repo: Path) -> None:
+        self._repo = repo
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.forkserver", str(theirs.fileno())],
+            cwd=self._repo,
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._sock = ours
+        return ours
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        stdio: tuple[int, int, int],
+        timeout: float,
+    ) -> int:
+        """Run ``python -m dbtasks ARGS`` in a child; return its exit status."""
+        sock = self._sock or self._start()
+        request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}).encode()
+        if len(request) >= MAX_MESSAGE:
+            raise ForkServerError("request too large")
+        socket.send_fds(sock, [request], list(stdio))
+        sock.settimeout(30)
+        pid = self._answer(sock)["pid"]
+        sock.settimeout(timeout)
+        try:
+            return self._answer(sock)["code"]
+        except TimeoutError:
+            os.kill(pid, signal.SIGKILL)
+            sock.settimeout(30)
+            self._answer(sock)
+            raise subprocess.TimeoutExpired(["dbtasks", *args], timeout) from None
+
+    def _answer(self, sock: socket.socket) -> dict[str, int]:
+        message = sock.recv(4096)
+        if not message:
+            self.close()
+            raise ForkServerError("the fork server ended unexpectedly")
+        answer: dict[str, int] = json.loads(message)
+        return answer
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))
