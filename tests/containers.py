@@ -132,15 +132,22 @@ def start(image: str, engine: str) -> Started:
     return Started(project, SERVICES[engine], container, url, time.monotonic() - began, version)
 
 
+_REAPERS: list[subprocess.Popen[bytes]] = []
+
+
 def _spawn_reaper(container_id: str) -> None:
     """A detached process that removes the container once this process is gone (even -9)."""
-    subprocess.Popen(  # our own interpreter and module
-        [sys.executable, "-m", "tests.containers", "reap", str(os.getpid()), container_id],
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=Path.cwd(),
+    # Kept referenced: it outlives this process on purpose, and an unreferenced running Popen
+    # would be reported as a leak (ResourceWarning) when collected.
+    _REAPERS.append(
+        subprocess.Popen(  # our own interpreter and module
+            [sys.executable, "-m", "tests.containers", "reap", str(os.getpid()), container_id],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=Path.cwd(),
+        )
     )
 
 

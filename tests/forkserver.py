@@ -12,9 +12,10 @@ Tests use it through the ``cli`` fixtures; ``DBTASKS_TEST_FORKSERVER=0`` makes t
 fresh interpreter per call instead (slower, for comparison or debugging).
 
 Protocol, over a ``SOCK_SEQPACKET`` socket pair: the client sends one JSON request
-``{"args": [...], "env": {...}, "cwd": "..."}`` with the child's stdin, stdout and stderr as
-three descriptors; the server answers ``{"pid": N}`` once the child runs, then
-``{"code": N}`` when it has ended (negative: killed by that signal, as ``subprocess`` says).
+``{"args": [...], "env": {...}, "cwd": "...", "script": null}`` (a script path instead of
+``-m dbtasks`` when not null) with the child's stdin, stdout and stderr as three descriptors;
+the server answers ``{"pid": N}`` once the child runs, then ``{"code": N}`` when it has ended
+(negative: killed by that signal, as ``subprocess`` says).
 """
 
 from __future__ import annotations
@@ -102,12 +103,18 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         args = request["args"]
         assert isinstance(args, list)
-        sys.argv = ["dbtasks", *map(str, args)]  # runpy puts the module's path first
-        sys.path[0] = cwd  # as `python -m` puts the working directory first
+        script = request.get("script")
         import runpy
 
         try:
-            runpy.run_module("dbtasks", run_name="__main__", alter_sys=True)
+            if script is None:  # python -m dbtasks ARGS
+                sys.argv = ["dbtasks", *map(str, args)]  # runpy puts the module's path first
+                sys.path[0] = cwd
+                runpy.run_module("dbtasks", run_name="__main__", alter_sys=True)
+            else:  # python SCRIPT ARGS
+                sys.argv = [str(script), *map(str, args)]
+                sys.path[0] = str(Path(str(script)).resolve().parent)
+                runpy.run_path(str(script), run_name="__main__")
             code = 0
         except SystemExit as exc:
             code = _exit_code(exc)
@@ -183,10 +190,17 @@ class ForkServer:
         cwd: Path,
         stdio: tuple[int, int, int],
         timeout: float,
+        script: Path | None = None,
     ) -> int:
-        """Run ``python -m dbtasks ARGS`` in a child; return its exit status."""
+        """Run ``python -m dbtasks ARGS`` (or ``python SCRIPT ARGS``) in a child.
+
+        Returns its exit status; past ``timeout`` seconds the child is killed and
+        ``subprocess.TimeoutExpired`` raised.
+        """
         sock = self._sock or self._start()
-        request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}).encode()
+        request = json.dumps(
+            {"args": args, "env": env, "cwd": str(cwd), "script": script and str(script)}
+        ).encode()
         if len(request) >= MAX_MESSAGE:
             raise ForkServerError("request too large")
         socket.send_fds(sock, [request], list(stdio))

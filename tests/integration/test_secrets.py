@@ -5,8 +5,10 @@ not in JSON, not in error messages, not in the argv of any process the console s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import CliResult, _cli_environ
+from tests.forkserver import ForkServer
 
 MARIADB = pytest.mark.parametrize("engine", ["mysql"])  # the server with a real password
 
@@ -111,21 +114,36 @@ def _other_session(url: URL) -> Iterator[None]:
         engine.dispose()
 
 
-def _run(project: Path, args: tuple[str, ...], env: dict[str, str], spy_log: Path) -> CliResult:
+def _run(
+    project: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    spy_log: Path,
+    forkserver: ForkServer | None = None,
+) -> CliResult:
+    """``python spy_main.py ARGS``: forked from ``forkserver`` when given (same process tree)."""
     spy = project / "spy_main.py"
     if not spy.exists():
         spy.write_text(SPY, encoding="utf-8")
     argv = [sys.executable, str(spy), *args]
-    proc = subprocess.run(
-        argv,
-        cwd=project,
-        env={**env, "SPY_LOG": str(spy_log)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr, argv)
+    env = {**env, "SPY_LOG": str(spy_log)}
+    if forkserver is None:
+        proc = subprocess.run(
+            argv, cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr, argv)
+    with (
+        Path(os.devnull).open("rb") as stdin,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        stdio = (stdin.fileno(), out.fileno(), err.fileno())
+        code = forkserver.run(
+            list(args), env=env, cwd=project, stdio=stdio, timeout=300, script=spy
+        )
+        out.seek(0)
+        err.seek(0)
+        return CliResult(code, out.read().decode(), err.read().decode(), argv)
 
 
 def _assert_hidden(password: str, result: CliResult) -> None:
@@ -134,10 +152,12 @@ def _assert_hidden(password: str, result: CliResult) -> None:
     assert password not in " ".join(result.argv)
 
 
-def test_the_spy_sees_processes(project: Path, tmp_path: Path) -> None:
+def test_the_spy_sees_processes(
+    project: Path, tmp_path: Path, forkserver: ForkServer | None
+) -> None:
     spy_log = tmp_path / "argv.jsonl"
     env = _cli_environ(None, {"SPY_SELFTEST": "1"})
-    assert _run(project, ("--version",), env, spy_log).code == 0
+    assert _run(project, ("--version",), env, spy_log, forkserver).code == 0
     started = [json.loads(line) for line in spy_log.read_text(encoding="utf-8").splitlines()]
     assert ["true", "selftest"] in started
     assert ["true", "spawned"] in started
@@ -145,7 +165,9 @@ def test_the_spy_sees_processes(project: Path, tmp_path: Path) -> None:
 
 @MARIADB
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_no_task_shows_the_password(db_url: URL, project: Path, tmp_path: Path, fmt: str) -> None:
+def test_no_task_shows_the_password(
+    db_url: URL, project: Path, tmp_path: Path, fmt: str, forkserver: ForkServer | None
+) -> None:
     password = db_url.password
     assert password
     env = _cli_environ(db_url, None)
@@ -155,7 +177,7 @@ def test_no_task_shows_the_password(db_url: URL, project: Path, tmp_path: Path, 
         if fmt == "text" and args not in TEXT_TOO and number:
             codes.append(EXPECTED[number])
             continue
-        done = _run(project, (*args, "--verbose", "--format", fmt), env, spy_log)
+        done = _run(project, (*args, "--verbose", "--format", fmt), env, spy_log, forkserver)
         codes.append(done.code)
         _assert_hidden(password, done)
         assert "Traceback" not in done.output, (args, done.stderr)
@@ -165,11 +187,11 @@ def test_no_task_shows_the_password(db_url: URL, project: Path, tmp_path: Path, 
             # --verbose did show the SQL: the check above ran over real, detailed output.
             assert "CREATE TABLE" in done.stderr
     assert codes == EXPECTED, codes
-    assert _run(project, ("init",), env, spy_log).code == 0
+    assert _run(project, ("init",), env, spy_log, forkserver).code == 0
     with _other_session(db_url):
         # Sessions are listed (user, host) in the refusal and its JSON details.
         for args, code in ((("delete-db", "--yes"), 4), (("delete-db", "--yes", "--terminate"), 0)):
-            done = _run(project, (*args, "--verbose", "--format", fmt), env, spy_log)
+            done = _run(project, (*args, "--verbose", "--format", fmt), env, spy_log, forkserver)
             assert done.code == code, done.stderr
             _assert_hidden(password, done)
     # The issue-2 tasks start no process of their own; any that one did would be checked here.
