@@ -29,6 +29,7 @@ import tempfile
 import textwrap
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -390,6 +391,22 @@ def cli_tty(project: Path, forkserver: ForkServer | None) -> Cli:
 
 #: A revision that branches off the first one, so the scripts have two heads.
 BRANCH_REVISION = "d4f6b8c00004"
+
+
+@contextmanager
+def other_session(url: URL) -> Iterator[None]:
+    """Another client connected to the database while dbtasks runs."""
+    engine = create_engine(url, poolclass=NullPool)
+    conn = engine.connect()
+    conn.execute(text("SELECT 1"))
+    try:
+        yield
+    finally:
+        # --terminate may have ended the session: invalidating closes the driver's connection
+        # without a round trip to the server, which a dead connection would fail.
+        conn.invalidate()
+        conn.close()
+        engine.dispose()
 
 
 def change_models(project: Path, code: str) -> None:

@@ -132,22 +132,20 @@ def start(image: str, engine: str) -> Started:
     return Started(project, SERVICES[engine], container, url, time.monotonic() - began, version)
 
 
-_REAPERS: list[subprocess.Popen[bytes]] = []
-
-
 def _spawn_reaper(container_id: str) -> None:
-    """A detached process that removes the container once this process is gone (even -9)."""
-    # Kept referenced: it outlives this process on purpose, and an unreferenced running Popen
-    # would be reported as a leak (ResourceWarning) when collected.
-    _REAPERS.append(
-        subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-m", "tests.containers", "reap", str(os.getpid()), container_id],
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=Path.cwd(),
-        )
+    """A detached process that removes the container once this process is gone (even -9).
+
+    ``reap`` forks and its first process exits at once, so nothing is left for this process
+    to wait for, and the reaper lives on in a session of its own.
+    """
+    subprocess.run(  # our own interpreter and module
+        [sys.executable, "-m", "tests.containers", "reap", str(os.getpid()), container_id],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=Path.cwd(),
+        check=True,
     )
 
 
@@ -249,6 +247,8 @@ def main() -> None:
     sub.add_parser("clean", help="remove matrix containers left by killed sessions")
     args = parser.parse_args()
     if args.command == "reap":
+        if os.fork() > 0:
+            os._exit(0)  # the caller's child ends here; the reaper goes on detached
         reap(args.pid, args.container)
     else:
         print(f"removed {remove_stale()} stale container(s)")

@@ -141,6 +141,9 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
 
 def serve(sock: socket.socket) -> None:
     """Answer requests until the client closes its end."""
+    # A Ctrl-C on the terminal reaches the whole process group: the test run and the running
+    # child react to it; the server only ends when the test run closes its end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload()
     while True:
         message, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 3)

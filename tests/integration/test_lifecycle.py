@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import NullPool
 
 from dbtasks import database
 from dbtasks.dialects import dialect_for
 from dbtasks.engine import connect
 from dbtasks.environment import read_environment
 from dbtasks.settings import Settings
-from tests.conftest import Cli, Server, assert_failure
+from tests.conftest import Cli, Server, assert_failure, other_session
 
 HEAD = "c3e5a7b90003"
 SERVICE_TABLES = {"agents", "agent_versions", "runs", "run_events"}
@@ -44,22 +41,6 @@ def _add_agent(settings: Settings) -> None:
 def _agents(settings: Settings) -> int:
     with connect(settings.url) as conn:
         return int(conn.execute(text("SELECT COUNT(*) FROM agents")).scalar_one())
-
-
-@contextmanager
-def _other_session(url: URL) -> Iterator[None]:
-    """Another client connected to the database while dbtasks runs."""
-    engine = create_engine(url, poolclass=NullPool)
-    conn = engine.connect()
-    conn.execute(text("SELECT 1"))
-    try:
-        yield
-    finally:
-        # --terminate may have ended the session: invalidating closes the driver's connection
-        # without a round trip to the server, which a dead connection would fail.
-        conn.invalidate()
-        conn.close()
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------- init
@@ -217,7 +198,7 @@ def test_production_configured_in_the_shell_is_refused(initialised: Settings, cl
 
 @pytest.mark.parametrize("engine", ["postgresql", "mysql"])
 def test_other_sessions_are_reported_then_ended(initialised: Settings, cli: Cli) -> None:
-    with _other_session(initialised.url):
+    with other_session(initialised.url):
         refused = cli("delete-db", "--yes", url=initialised.url)
         line = assert_failure(refused, 4, "1 other session(s) connected", "--terminate")
         assert "pid " in line
@@ -239,7 +220,7 @@ def test_other_sessions_are_reported_then_ended(initialised: Settings, cli: Cli)
 
 @pytest.mark.parametrize("engine", ["postgresql", "mysql"])
 def test_recreate_with_a_session_open(initialised: Settings) -> None:
-    with _other_session(initialised.url):
+    with other_session(initialised.url):
         result = database.recreate(initialised, confirm=lambda _q: True, terminate=True)
     assert result.dropped.dropped
     assert len(result.dropped.terminated) == 1

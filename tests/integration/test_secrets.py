@@ -9,16 +9,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import NullPool
 
-from tests.conftest import CliResult, _cli_environ
+from tests.conftest import CliResult, _cli_environ, other_session
 from tests.forkserver import ForkServer
 
 MARIADB = pytest.mark.parametrize("engine", ["mysql"])  # the server with a real password
@@ -101,19 +97,6 @@ TEXT_TOO = {
 }
 
 
-@contextmanager
-def _other_session(url: URL) -> Iterator[None]:
-    engine = create_engine(url, poolclass=NullPool)
-    conn = engine.connect()
-    conn.execute(text("SELECT 1"))
-    try:
-        yield
-    finally:
-        conn.invalidate()
-        conn.close()
-        engine.dispose()
-
-
 def _run(
     project: Path,
     args: tuple[str, ...],
@@ -188,7 +171,7 @@ def test_no_task_shows_the_password(
             assert "CREATE TABLE" in done.stderr
     assert codes == EXPECTED, codes
     assert _run(project, ("init",), env, spy_log, forkserver).code == 0
-    with _other_session(db_url):
+    with other_session(db_url):
         # Sessions are listed (user, host) in the refusal and its JSON details.
         for args, code in ((("delete-db", "--yes"), 4), (("delete-db", "--yes", "--terminate"), 0)):
             done = _run(project, (*args, "--verbose", "--format", fmt), env, spy_log, forkserver)
