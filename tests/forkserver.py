@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 PRELOAD = (
@@ -165,10 +166,15 @@ def serve(sock: socket.socket) -> None:
 
 
 class ForkServer:
-    """The client side: one server process, started on first use, one call at a time."""
+    """The client side: one server process, started on first use, one call at a time.
+
+    Calls from several threads are safe: they take turns (the answers on the socket belong to
+    the call in progress).
+    """
 
     def __init__(self, repo: Path) -> None:
         self._repo = repo
+        self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -200,6 +206,19 @@ class ForkServer:
         Returns its exit status; past ``timeout`` seconds the child is killed and
         ``subprocess.TimeoutExpired`` raised.
         """
+        with self._lock:
+            return self._run(args, env=env, cwd=cwd, stdio=stdio, timeout=timeout, script=script)
+
+    def _run(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        stdio: tuple[int, int, int],
+        timeout: float,
+        script: Path | None,
+    ) -> int:
         sock = self._sock or self._start()
         request = json.dumps(
             {"args": args, "env": env, "cwd": str(cwd), "script": script and str(script)}
@@ -207,24 +226,42 @@ class ForkServer:
         if len(request) >= MAX_MESSAGE:
             raise ForkServerError("request too large")
         socket.send_fds(sock, [request], list(stdio))
-        sock.settimeout(30)
-        pid = self._answer(sock)["pid"]
-        sock.settimeout(timeout)
+        pid = 0
         try:
-            return self._answer(sock)["code"]
-        except TimeoutError:
-            os.kill(pid, signal.SIGKILL)
             sock.settimeout(30)
-            self._answer(sock)
-            raise subprocess.TimeoutExpired(["dbtasks", *args], timeout) from None
+            pid = self._answer(sock)["pid"]
+            sock.settimeout(timeout)
+            try:
+                return self._answer(sock)["code"]
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                sock.settimeout(30)
+                self._answer(sock)
+                raise subprocess.TimeoutExpired(["dbtasks", *args], timeout) from None
+        except (KeyboardInterrupt, OSError, ForkServerError):
+            # Interrupted half-way, the socket may still hold this call's answers: start over
+            # with a new server next time rather than read them as the next call's.
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._abandon()
+            raise
 
     def _answer(self, sock: socket.socket) -> dict[str, int]:
         message = sock.recv(4096)
         if not message:
-            self.close()
             raise ForkServerError("the fork server ended unexpectedly")
         answer: dict[str, int] = json.loads(message)
         return answer
+
+    def _abandon(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def close(self) -> None:
         if self._sock is not None:
