@@ -306,9 +306,13 @@ def _run_cli(
     env: dict[str, str] | None,
     cwd: Path,
     stdin: int,
+    script: Path | None = None,
 ) -> CliResult:
-    """``python -m dbtasks ARGS`` with ``stdin``; stdout and stderr captured (not a terminal)."""
-    argv = [sys.executable, "-m", "dbtasks", *args]
+    """``python -m dbtasks ARGS`` (or ``python SCRIPT ARGS``) with ``stdin``.
+
+    stdout and stderr are captured (not a terminal).
+    """
+    argv = [sys.executable, *(["-m", "dbtasks"] if script is None else [str(script)]), *args]
     environ = _cli_environ(url, env, args)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         if forkserver is None:
@@ -325,7 +329,9 @@ def _run_cli(
             code = proc.returncode
         else:
             stdio = (stdin, out.fileno(), err.fileno())
-            code = forkserver.run(list(args), env=environ, cwd=cwd, stdio=stdio, timeout=300)
+            code = forkserver.run(
+                list(args), env=environ, cwd=cwd, stdio=stdio, timeout=300, script=script
+            )
         texts = []
         for stream in (out, err):
             stream.seek(0)

@@ -206,25 +206,18 @@ class ForkServer:
         Returns its exit status; past ``timeout`` seconds the child is killed and
         ``subprocess.TimeoutExpired`` raised.
         """
-        with self._lock:
-            return self._run(args, env=env, cwd=cwd, stdio=stdio, timeout=timeout, script=script)
-
-    def _run(
-        self,
-        args: list[str],
-        *,
-        env: dict[str, str],
-        cwd: Path,
-        stdio: tuple[int, int, int],
-        timeout: float,
-        script: Path | None,
-    ) -> int:
-        sock = self._sock or self._start()
         request = json.dumps(
             {"args": args, "env": env, "cwd": str(cwd), "script": script and str(script)}
         ).encode()
         if len(request) >= MAX_MESSAGE:
             raise ForkServerError("request too large")
+        with self._lock:
+            return self._call(request, stdio, timeout, args)
+
+    def _call(
+        self, request: bytes, stdio: tuple[int, int, int], timeout: float, args: list[str]
+    ) -> int:
+        sock = self._sock or self._start()
         socket.send_fds(sock, [request], list(stdio))
         pid = 0
         try:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import URL
 
-from tests.conftest import CliResult, _cli_environ, other_session
+from tests.conftest import CliResult, _cli_environ, _run_cli, other_session
 from tests.forkserver import ForkServer
 
 MARIADB = pytest.mark.parametrize("engine", ["mysql"])  # the server with a real password
@@ -108,25 +105,16 @@ def _run(
     spy = project / "spy_main.py"
     if not spy.exists():
         spy.write_text(SPY, encoding="utf-8")
-    argv = [sys.executable, str(spy), *args]
-    env = {**env, "SPY_LOG": str(spy_log)}
-    if forkserver is None:
-        proc = subprocess.run(
-            argv, cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False
+    with Path(os.devnull).open("rb") as stdin:
+        return _run_cli(
+            forkserver,
+            args,
+            url=None,
+            env={**env, "SPY_LOG": str(spy_log)},
+            cwd=project,
+            stdin=stdin.fileno(),
+            script=spy,
         )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr, argv)
-    with (
-        Path(os.devnull).open("rb") as stdin,
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-    ):
-        stdio = (stdin.fileno(), out.fileno(), err.fileno())
-        code = forkserver.run(
-            list(args), env=env, cwd=project, stdio=stdio, timeout=300, script=spy
-        )
-        out.seek(0)
-        err.seek(0)
-        return CliResult(code, out.read().decode(), err.read().decode(), argv)
 
 
 def _assert_hidden(password: str, result: CliResult) -> None:
