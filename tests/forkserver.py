@@ -20,14 +20,17 @@ the server answers ``{"pid": N}`` once the child runs, then ``{"code": N}`` when
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import runpy
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 PRELOAD = (
@@ -89,6 +92,7 @@ def _exit_code(exc: SystemExit) -> int:
 def _child(request: dict[str, object], fds: list[int]) -> None:
     """In the forked child: become ``python -m dbtasks ARGS`` and never return."""
     code = 1
+    interrupted = False
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -105,8 +109,6 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
         args = request["args"]
         assert isinstance(args, list)
         script = request.get("script")
-        import runpy
-
         try:
             if script is None:  # python -m dbtasks ARGS
                 sys.argv = ["dbtasks", *map(str, args)]  # runpy puts the module's path first
@@ -119,24 +121,20 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
             code = 0
         except SystemExit as exc:
             code = _exit_code(exc)
-        except KeyboardInterrupt:
-            code = 128 + signal.SIGINT
-        except BaseException:  # noqa: BLE001  # what the interpreter prints, then exit 1
-            import traceback
-
+        except BaseException as exc:  # noqa: BLE001  # what the interpreter prints, then exit 1
             traceback.print_exc()
-            code = 1
+            interrupted = isinstance(exc, KeyboardInterrupt)
         # What interpreter shutdown does: wait for non-daemon threads, run atexit handlers
         # (logging.shutdown flushes the handlers), flush the standard streams.
-        import atexit
-        import threading
-
         threading._shutdown()  # type: ignore[attr-defined]
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
     finally:
+        if interrupted:  # an uncaught Ctrl-C ends the interpreter by the signal itself
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
         os._exit(code)
 
 
